@@ -1,0 +1,34 @@
+# The README's commands. Everything runs from the controller virtualenv that scripts/bootstrap.sh
+# creates (outside the clone, keyed by requirements.txt); the first target that needs it creates it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+INVENTORY ?= inventories/local
+PLAYBOOK_ARGS ?=
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help bootstrap deploy status test lint unit molecule clean-cache
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+bootstrap: ## create or reuse the controller virtualenv (pinned dependencies)
+	@scripts/bootstrap.sh >/dev/null
+
+deploy: bootstrap ## the main job: ansible-playbook site.yml -i $(INVENTORY) (offline, synthetic Qwen3-0.6B)
+	$(BIN)/ansible-playbook site.yml -i $(INVENTORY) $(PLAYBOOK_ARGS)
+
+test: bootstrap lint unit molecule ## every test: lint, unit and integration tests, molecule scenarios
+
+lint: bootstrap ## ruff, yamllint, ansible-lint (production profile)
+	$(BIN)/ruff check qwen3ops tests
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline
+
+unit: bootstrap ## pytest (unit and integration tests)
+	$(BIN)/python -m pytest
+
+molecule: bootstrap ## molecule scenarios (create, converge, idempotence, verify, destroy)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test --all
