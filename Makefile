@@ -8,6 +8,8 @@ INVENTORY ?= inventories/local
 PLAYBOOK_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
+# molecule and ansible-lint call ansible-* by name: the venv's bin comes first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help bootstrap deploy status test lint unit molecule clean-cache
 
@@ -31,4 +33,4 @@ unit: bootstrap ## pytest (unit and integration tests)
 	$(BIN)/python -m pytest
 
 molecule: bootstrap ## molecule scenarios (create, converge, idempotence, verify, destroy)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test --all
+	$(BIN)/molecule test --all
