@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 # molecule and ansible-lint call ansible-* by name: the venv's bin comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap deploy status test lint unit molecule clean-cache
+.PHONY: help bootstrap deploy test lint unit images llamacpp molecule
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,5 +32,11 @@ lint: bootstrap ## ruff, yamllint, ansible-lint (production profile)
 unit: bootstrap ## pytest (unit and integration tests)
 	$(BIN)/python -m pytest
 
-molecule: bootstrap ## molecule scenarios (create, converge, idempotence, verify, destroy)
+images: ## local container images for molecule and the Dockerfiles (cached in podman's storage)
+	scripts/build-test-images.sh
+
+llamacpp: ## llama.cpp's tools from pinned source (cached outside the clone, keyed by version/flags/CPU)
+	scripts/build-llamacpp.sh >/dev/null
+
+molecule: bootstrap images llamacpp ## molecule scenarios (create, converge, idempotence, verify, destroy)
 	$(BIN)/molecule test --all
