@@ -21,13 +21,22 @@ cpu_id=$( (uname -m; grep -m1 -E '^(model name|flags)' /proc/cpuinfo 2>/dev/null
 key="llama-cpp-python-${LLAMA_CPP_PYTHON_VERSION}-$(printf '%s %s' "$flags" "$targets" | sha256 | cut -c1-8)-cpu${cpu_id}"
 dest="$cache/llamacpp/$key"
 
-if [ -f "$dest/SHA256SUMS" ] && (cd "$dest" && sha256 --quiet -c SHA256SUMS); then
+built() { [ -f "$dest/SHA256SUMS" ] && (cd "$dest" && sha256 --quiet -c SHA256SUMS); }
+if built; then
   echo "$dest/bin"
   exit 0
 fi
 if [ "${1:-}" = "--print" ]; then
   echo "llama.cpp is not built for this CPU yet: run scripts/build-llamacpp.sh" >&2
   exit 1
+fi
+# One build at a time: a second caller waits for the first and then reuses its result.
+mkdir -p "$cache/llamacpp"
+exec 9>"$cache/llamacpp/.lock"
+if command -v flock >/dev/null 2>&1; then flock 9; fi
+if built; then
+  echo "$dest/bin"
+  exit 0
 fi
 
 sdist=$("$here/fetch-llamacpp-source.sh")
