@@ -29,7 +29,7 @@ lint: bootstrap ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline
 
-unit: bootstrap ## pytest (unit and integration tests)
+unit: bootstrap llamacpp ## pytest (unit and integration tests)
 	$(BIN)/python -m pytest
 
 images: ## local container images for molecule and the Dockerfiles (cached in podman's storage)
