@@ -38,5 +38,8 @@ images: ## local container images for molecule and the Dockerfiles (cached in po
 llamacpp: ## llama.cpp's tools from pinned source (cached outside the clone, keyed by version/flags/CPU)
 	scripts/build-llamacpp.sh >/dev/null
 
+# Every scenario under molecule/ (MOLECULE_SCENARIOS="default llamacpp" to run some).
+MOLECULE_SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
 molecule: bootstrap images llamacpp ## molecule scenarios (create, converge, idempotence, verify, destroy)
-	$(BIN)/molecule test --all
+	set -e; for s in $(MOLECULE_SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> Path:
             records = asyncio.run(run_level(
                 ep, requests, level, max_requests=args.requests, max_duration=args.duration, warmup=args.warmup,
                 ignore_eos=workload.ignore_eos, timeout=args.timeout, progress=not args.quiet,
+                temperature=args.temperature,
                 on_start=lambda label=level.label: sampler.mark(label)))
             all_records.extend(records)
             summary = {"level": level.label, "concurrency": level.concurrency, "rate": level.rate,
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> Path:
         "requests_per_level": args.requests,
         "duration_limit_s": args.duration,
         "warmup_requests": args.warmup,
+        "temperature": args.temperature,
         "slo": slo.as_dict(),
         "hardware": hw,
         "model_bytes": model_bytes,
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--duration", type=float, default=300, help="max seconds per level (default: %(default)s)")
     r.add_argument("--warmup", type=int, default=1, help="warm-up requests per level, not recorded")
     r.add_argument("--timeout", type=float, default=600)
+    r.add_argument("--temperature", type=float, default=0.0,
+                   help="sampling temperature (default: %(default)s; tiny random models may need 1.0 to emit text)")
     r.add_argument("--slo-ttft", type=float, default=2.0, help="SLO: TTFT limit in s (default: %(default)s)")
     r.add_argument("--slo-tpot", type=float, default=0.2, help="SLO: TPOT limit in s (default: %(default)s)")
     r.add_argument("--slo-latency", type=float, default=None, help="SLO: end-to-end latency limit in s")

@@ -61,14 +61,15 @@ def record(result: StreamResult, request: Request, level: Level, t0: float) -> d
     }
 
 
-async def _send(client: httpx.AsyncClient, ep: Endpoint, request: Request, ignore_eos: bool) -> StreamResult:
+async def _send(client: httpx.AsyncClient, ep: Endpoint, request: Request, ignore_eos: bool,
+                temperature: float = 0.0) -> StreamResult:
     return await chat_stream(client, ep, request.messages, max_tokens=request.max_tokens, ignore_eos=ignore_eos,
-                             temperature=0.0, seed=request.index)
+                             temperature=temperature, seed=request.index)
 
 
 async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_requests: int,
                     max_duration: float, warmup: int = 1, ignore_eos: bool = True, timeout: float = 600.0,
-                    seed: int = 0, progress: bool = True,
+                    seed: int = 0, progress: bool = True, temperature: float = 0.0,
                     on_start: Callable[[], None] | None = None) -> list[dict[str, Any]]:
     """Run one level and return its per-request records (warm-up excluded)."""
     width = max(level.concurrency or 0, 64)
@@ -77,7 +78,7 @@ async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_
     records: list[dict[str, Any]] = []
     async with httpx.AsyncClient(limits=limits, timeout=timeouts) as client:
         for i in range(warmup):
-            await _send(client, ep, requests[-1 - i % len(requests)], ignore_eos)
+            await _send(client, ep, requests[-1 - i % len(requests)], ignore_eos, temperature)
         source = itertools.cycle(requests)
         if on_start:
             on_start()
@@ -86,7 +87,7 @@ async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_
         bar = tqdm(total=max_requests, desc=f"level {level.label}", unit="req", disable=not progress, leave=False)
 
         async def one(request: Request) -> None:
-            result = await _send(client, ep, request, ignore_eos)
+            result = await _send(client, ep, request, ignore_eos, temperature)
             records.append(record(result, request, level, t0))
             bar.update(1)
 

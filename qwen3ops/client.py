@@ -138,7 +138,10 @@ async def chat_stream(client: httpx.AsyncClient, ep: Endpoint, messages: list[di
                         result.prompt_tokens = chunk["usage"].get("prompt_tokens")
                         result.completion_tokens = chunk["usage"].get("completion_tokens")
                     for choice in chunk.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content") or ""
+                        # Qwen3's thinking arrives as reasoning_content on servers that parse it: it
+                        # is generated text all the same, and times the stream the same way.
+                        fields = choice.get("delta") or {}
+                        delta = fields.get("content") or fields.get("reasoning_content") or ""
                         if delta:
                             pieces.append(delta)
                             result.chunk_times.append(now)
