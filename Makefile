@@ -25,7 +25,7 @@ deploy: bootstrap ## the main job: ansible-playbook site.yml -i $(INVENTORY) (of
 test: bootstrap lint unit molecule ## every test: lint, unit and integration tests, molecule scenarios
 
 lint: bootstrap ## ruff, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check qwen3ops tests
+	$(BIN)/ruff check qwen3ops benchmarks tests
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline
 

@@ -52,8 +52,8 @@ def test_sweep_writes_every_report_file_with_plots(tiny_server: tuple[str, Path,
     url, model, pid = tiny_server
     out = tmp_path / "run"
     result = run_cli("benchmarks", "run", "--url", url, "--workload", "short-chat", "--concurrency", "1,2",
-                     "--requests", "4", "--pid", str(pid), "--sample-interval", "0.1", "--model-file", str(model), "--profile",
-                     "qwen3-tiny", "--threads", "1", "--temperature", "1.0", "--out", str(out), "--quiet")
+                     "--requests", "4", "--pid", str(pid), "--sample-interval", "0.1", "--model-file", str(model),
+                     "--profile", "qwen3-tiny", "--threads", "1", "--temperature", "1.0", "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("records.jsonl", "resources.jsonl", "summary.csv", "summary.json", "report.md", "report.html"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
