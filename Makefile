@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 # molecule and ansible-lint call ansible-* by name: the venv's bin comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap deploy test lint unit images llamacpp molecule
+.PHONY: help bootstrap deploy test lint unit images server-images helm llamacpp molecule
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ deploy: bootstrap ## the main job: ansible-playbook site.yml -i $(INVENTORY) (of
 test: bootstrap lint unit molecule ## every test: lint, unit and integration tests, molecule scenarios
 
 lint: bootstrap ## ruff, yamllint, ansible-lint (production profile)
-	$(BIN)/ruff check qwen3ops benchmarks tests
+	$(BIN)/ruff check qwen3ops benchmarks finetune tests
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline
 
@@ -34,6 +34,12 @@ unit: bootstrap llamacpp ## pytest (unit and integration tests)
 
 images: ## local container images for molecule and the Dockerfiles (cached in podman's storage)
 	scripts/build-test-images.sh
+
+server-images: ## the servers' container images (docker/*.Dockerfile; skipped when unchanged)
+	scripts/build-images.sh
+
+helm: ## the pinned, checksummed helm binary (cached outside the clone)
+	scripts/get-helm.sh >/dev/null
 
 llamacpp: ## llama.cpp's tools from pinned source (cached outside the clone, keyed by version/flags/CPU)
 	scripts/build-llamacpp.sh >/dev/null
