@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 # molecule and ansible-lint call ansible-* by name: the venv's bin comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap deploy test lint unit images server-images helm llamacpp molecule
+.PHONY: help bootstrap deploy tune test lint unit images server-images helm llamacpp molecule
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ bootstrap: ## create or reuse the controller virtualenv (pinned dependencies)
 
 deploy: bootstrap ## the main job: ansible-playbook site.yml -i $(INVENTORY) (offline, synthetic Qwen3-0.6B)
 	$(BIN)/ansible-playbook site.yml -i $(INVENTORY) $(PLAYBOOK_ARGS)
+
+tune: bootstrap ## measure and choose the serving settings: ansible-playbook playbooks/tune.yml -i $(INVENTORY)
+	$(BIN)/ansible-playbook playbooks/tune.yml -i $(INVENTORY) $(PLAYBOOK_ARGS)
 
 test: bootstrap lint unit molecule ## every test: lint, unit and integration tests, molecule scenarios
 

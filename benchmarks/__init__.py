@@ -4,4 +4,5 @@
     python -m benchmarks compare reports/bench-A reports/bench-B
     python -m benchmarks probe          # this host's memory bandwidth and matmul rate
     python -m benchmarks selfcheck      # the load generator's own ceiling and CPU cost
+    python -m benchmarks.tune           # measure and choose serving settings (docs/tuning.md)
 """

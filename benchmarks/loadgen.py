@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,18 +67,24 @@ async def _send(client: httpx.AsyncClient, ep: Endpoint, request: Request, ignor
                              temperature=temperature, seed=request.index)
 
 
-async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_requests: int,
-                    max_duration: float, warmup: int = 1, ignore_eos: bool = True, timeout: float = 600.0,
-                    seed: int = 0, progress: bool = True, temperature: float = 0.0,
+async def run_level(ep: Endpoint | Sequence[Endpoint], requests: list[Request], level: Level, *,
+                    max_requests: int, max_duration: float, warmup: int = 1, ignore_eos: bool = True,
+                    timeout: float = 600.0, seed: int = 0, progress: bool = True, temperature: float = 0.0,
                     on_start: Callable[[], None] | None = None) -> list[dict[str, Any]]:
-    """Run one level and return its per-request records (warm-up excluded)."""
+    """Run one level and return its per-request records (warm-up excluded).
+
+    Several endpoints (instances without a load balancer in front) share the load round-robin:
+    closed-loop client k always talks to endpoint k mod n, open-loop request i goes to i mod n;
+    each endpoint gets the warm-up requests."""
+    endpoints = [ep] if isinstance(ep, Endpoint) else list(ep)
     width = max(level.concurrency or 0, 64)
     limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
     timeouts = httpx.Timeout(timeout, connect=10.0)
     records: list[dict[str, Any]] = []
     async with httpx.AsyncClient(limits=limits, timeout=timeouts) as client:
-        for i in range(warmup):
-            await _send(client, ep, requests[-1 - i % len(requests)], ignore_eos, temperature)
+        for target in endpoints:
+            for i in range(warmup):
+                await _send(client, target, requests[-1 - i % len(requests)], ignore_eos, temperature)
         source = itertools.cycle(requests)
         if on_start:
             on_start()
@@ -86,8 +92,8 @@ async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_
         deadline = t0 + max_duration
         bar = tqdm(total=max_requests, desc=f"level {level.label}", unit="req", disable=not progress, leave=False)
 
-        async def one(request: Request) -> None:
-            result = await _send(client, ep, request, ignore_eos, temperature)
+        async def one(request: Request, target: Endpoint) -> None:
+            result = await _send(client, target, request, ignore_eos, temperature)
             records.append(record(result, request, level, t0))
             bar.update(1)
 
@@ -95,7 +101,7 @@ async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_
         if level.concurrency:
             lock = asyncio.Lock()
 
-            async def worker() -> None:
+            async def worker(target: Endpoint) -> None:
                 nonlocal sent
                 while True:
                     async with lock:
@@ -103,9 +109,9 @@ async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_
                             return
                         sent += 1
                         request = next(source)
-                    await one(request)
+                    await one(request, target)
 
-            await asyncio.gather(*(worker() for _ in range(level.concurrency)))
+            await asyncio.gather(*(worker(endpoints[k % len(endpoints)]) for k in range(level.concurrency)))
         else:
             assert level.rate and level.rate > 0
             rng = random.Random(seed)
@@ -115,7 +121,7 @@ async def run_level(ep: Endpoint, requests: list[Request], level: Level, *, max_
                 delay = next_at - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(next(source))))
+                tasks.append(asyncio.create_task(one(next(source), endpoints[sent % len(endpoints)])))
                 sent += 1
                 gap = rng.expovariate(level.rate) if level.arrival == "poisson" else 1.0 / level.rate
                 next_at += gap
