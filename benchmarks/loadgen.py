@@ -8,6 +8,7 @@ count is reached or its duration is up (requests in flight are then allowed to f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import time
@@ -67,6 +68,14 @@ async def _send(client: httpx.AsyncClient, ep: Endpoint, request: Request, ignor
                              temperature=temperature, seed=request.index)
 
 
+def warmup_request(request: Request, i: int) -> Request:
+    """A warm-up copy of `request` whose text starts differently: the server's prompt cache then holds
+    nothing that a measured request could reuse (the measured loop sends `request` itself later)."""
+    messages = [dict(m) for m in request.messages]
+    messages[0]["content"] = f"[warm-up {i}] " + messages[0]["content"]
+    return dataclasses.replace(request, messages=messages)
+
+
 async def run_level(ep: Endpoint | Sequence[Endpoint], requests: list[Request], level: Level, *,
                     max_requests: int, max_duration: float, warmup: int = 1, ignore_eos: bool = True,
                     timeout: float = 600.0, seed: int = 0, progress: bool = True, temperature: float = 0.0,
@@ -84,7 +93,8 @@ async def run_level(ep: Endpoint | Sequence[Endpoint], requests: list[Request], 
     async with httpx.AsyncClient(limits=limits, timeout=timeouts) as client:
         for target in endpoints:
             for i in range(warmup):
-                await _send(client, target, requests[-1 - i % len(requests)], ignore_eos, temperature)
+                await _send(client, target, warmup_request(requests[-1 - i % len(requests)], i), ignore_eos,
+                            temperature)
         source = itertools.cycle(requests)
         if on_start:
             on_start()

@@ -37,3 +37,18 @@ def test_invalid_workload_file_says_what_is_wrong(tmp_path: Path) -> None:
     bad.write_text("name: x\n")
     with pytest.raises(UserError, match="invalid workload"):
         Workload.load(str(bad))
+
+
+def test_warm_up_request_shares_no_prefix_with_the_measured_one() -> None:
+    """The warm-up must not leave a cached prompt that a measured request reuses (TTFT would look free)."""
+    from benchmarks.loadgen import warmup_request
+    from benchmarks.workload import Request
+
+    measured = Request(index=3, messages=[{"role": "system", "content": "你是客服"},
+                                          {"role": "user", "content": "话费多扣了"}],
+                       prompt_tokens=10, max_tokens=8)
+    warm = warmup_request(measured, 0)
+    assert warm.messages[0]["content"] != measured.messages[0]["content"]
+    assert not warm.messages[0]["content"].startswith(measured.messages[0]["content"][:1])
+    assert measured.messages[0]["content"] == "你是客服"  # the measured request is untouched
+    assert warm.messages[1:] == measured.messages[1:] and warm.max_tokens == measured.max_tokens
