@@ -66,24 +66,6 @@ def hf_name(gguf_name: str) -> str:
     return f"model.layers.{match.group(1)}.{_PER_LAYER[match.group(2)]}"
 
 
-def load_reference(checkpoint_path: Path) -> Any:
-    """The checkpoint as a float32 PyTorch model (transformers), in evaluation mode."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(checkpoint_path), dtype=torch.float32)
-    model.eval()
-    return model
-
-
-def logits(model: Any, prompts: list[list[int]]) -> list[np.ndarray]:
-    """Next-token logits at every position of every prompt."""
-    import torch
-
-    with torch.inference_mode():
-        return [model(torch.tensor([ids], dtype=torch.long)).logits[0].float().numpy().copy() for ids in prompts]
-
-
 def load_gguf_weights(model: Any, gguf_path: Path) -> None:
     """Replace the model's weights with the GGUF's, dequantized to float32 one tensor at a time (the
     architecture stays the checkpoint's; peak memory is the model plus one tensor)."""
@@ -132,11 +114,11 @@ def ensure_fidelity(checkpoint_path: Path, quants: list[str], store: Path | None
         if current is None or any(current.get(k) != v for k, v in expected.items()) or artifacts.verify(dest):
             if model is None:
                 print(f"fidelity: PyTorch float32 reference logits of {checkpoint.path.name}", file=sys.stderr)
-                model = load_reference(checkpoint.path)
-                reference = logits(model, prompts)
+                model = onnx_export.load_reference(checkpoint.path)
+                reference = onnx_export.model_logits(model, prompts)
             print(f"fidelity {quant}: dequantizing {gguf_file.name} into PyTorch", file=sys.stderr)
             load_gguf_weights(model, gguf_file)
-            fidelity = onnx_export.compare_logits(reference, logits(model, prompts))
+            fidelity = onnx_export.compare_logits(reference, onnx_export.model_logits(model, prompts))
             fidelity["reference"] = "transformers float32 (PyTorch), original checkpoint"
             fidelity["method"] = "GGUF weights dequantized with gguf-py into the PyTorch model (weight error only)"
             description = {**expected, "profile": checkpoint.profile, "synthetic": checkpoint.synthetic,

@@ -179,20 +179,27 @@ def fidelity_token_ids(checkpoint_path: Path) -> list[list[int]]:
     return [tokenizer.encode(text, add_special_tokens=False).ids[:FIDELITY_TOKENS] for text in FIDELITY_PROMPTS]
 
 
-def reference_logits(checkpoint_path: Path, prompts: list[list[int]]) -> list[np.ndarray]:
-    """Next-token logits of the PyTorch model (float32) at every position of every prompt."""
+def load_reference(checkpoint_path: Path) -> Any:
+    """The checkpoint as a float32 PyTorch model (transformers), in evaluation mode."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(checkpoint_path), dtype=torch.float32)
     model.eval()
-    out = []
+    return model
+
+
+def model_logits(model: Any, prompts: list[list[int]]) -> list[np.ndarray]:
+    """Next-token logits of a PyTorch model at every position of every prompt."""
+    import torch
+
     with torch.inference_mode():
-        for ids in prompts:
-            logits = model(torch.tensor([ids], dtype=torch.long)).logits[0]
-            out.append(logits.float().numpy().copy())
-    del model
-    return out
+        return [model(torch.tensor([ids], dtype=torch.long)).logits[0].float().numpy().copy() for ids in prompts]
+
+
+def reference_logits(checkpoint_path: Path, prompts: list[list[int]]) -> list[np.ndarray]:
+    """Next-token logits of the PyTorch model (float32) at every position of every prompt."""
+    return model_logits(load_reference(checkpoint_path), prompts)
 
 
 def onnx_logits(model_dir: Path, prompts: list[list[int]], threads: int = 0) -> list[np.ndarray]:
