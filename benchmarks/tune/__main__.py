@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         cache=MeasurementCache(args.cache_dir), plan=plan, port_base=args.port_base,
                         log_dir=cache_dir() / "tune" / "logs")
     measurer.retry_failed = args.retry_failed
+    measurer.max_foreign_cpu = args.max_foreign_cpu if args.max_foreign_cpu >= 0 else None
     measurer.progress = not args.quiet
     printer = Printer(args.quiet)
     evaluate = measurer.evaluator(slo, printer.result)
@@ -269,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", type=Path, default=None, help="artifact store (default: the project's)")
     p.add_argument("--llamacpp-bin", type=Path, default=None, help="llama.cpp bin directory (default: the cached "
                    "build of scripts/build-llamacpp.sh)")
+    p.add_argument("--max-foreign-cpu", type=float, default=10.0,
+                   help="percent of one core that other processes (not the servers, not the load generator) may "
+                   "use while a chunk is measured; a busier chunk is measured again and never cached (default: "
+                   "%(default)s; a negative value turns the check off)")
     p.add_argument("--cache-dir", type=Path, default=None, help="measurement cache (default: "
                    "~/.cache/qwen3-ops/tune/measurements)")
     p.add_argument("--retry-failed", action="store_true", help="measure again configurations that failed before")

@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> Path:
                         plan=plan, port_base=args.port_base, log_dir=cache_dir() / "tune" / "logs",
                         namespace="compare")
     measurer.progress = not args.quiet
+    measurer.max_foreign_cpu = args.max_foreign_cpu if args.max_foreign_cpu >= 0 else None
     cores = fingerprint.physical_cores()
     host_info = fingerprint.host()
     profile_settings = {"before": space.before_profile(), "ollama-defaults": space.ollama_profile(cores),
@@ -218,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="directory for compare.json (default: reports/tune/<profile>)")
     p.add_argument("--store", type=Path, default=None)
     p.add_argument("--llamacpp-bin", type=Path, default=None)
+    p.add_argument("--max-foreign-cpu", type=float, default=10.0,
+                   help="percent of one core that other processes (not the servers, not the load generator) may "
+                   "use while a chunk is measured; a busier chunk is measured again and never cached (default: "
+                   "%(default)s; a negative value turns the check off)")
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--no-probe", action="store_true", help="skip the hardware probe (no roofline)")
     p.add_argument("--no-fidelity", action="store_true")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ def aggregate(chunks: list[dict[str, Any]], slo: metrics.Slo) -> dict[str, Any]:
         "pss_bytes": peak("pss_bytes"),
         "cpu_percent_mean": sum(cpu) / len(cpu) if cpu else None,
         "other_cpu_percent_max": peak("other_cpu_percent_mean"),
+        "foreign_cpu_percent_max": peak("foreign_cpu_percent_mean"),
+        "busy_chunks": sum(1 for c in chunks if c.get("busy")),
         "start_s": next((c["start_s"] for c in chunks if c.get("start_s") is not None), None),
         "measured_at": max((c.get("measured_at", "") for c in chunks), default=""),
     })
@@ -144,6 +147,11 @@ class Measurer:
         self.measured_chunks = 0
         self.reused_chunks = 0
         self.retry_failed = False
+        # A chunk measured while work outside this process and the servers used more than this share of one
+        # core (percent) is measured again (up to busy_retries times) and, if still busy, never cached.
+        self.max_foreign_cpu: float | None = None
+        self.busy_retries = 2
+        self.busy_chunks = 0
 
     # --- the request pool ------------------------------------------------------------------------
     def pool(self) -> list[Request]:
@@ -204,7 +212,10 @@ class Measurer:
         missing = [w for w in wanted if found[w] is None]
         if missing:
             for w, chunk in zip(missing, self._run(settings, artifact, missing), strict=True):
-                self.cache.put(keys[w], chunk)
+                if chunk.get("busy"):
+                    self.busy_chunks += 1
+                else:
+                    self.cache.put(keys[w], chunk)
                 self.measured_chunks += 1
                 if chunk.get("error"):
                     return {x: chunk for x in wanted}
@@ -233,9 +244,26 @@ class Measurer:
                                       ignore_eos=self.workload.ignore_eos, timeout=self.plan.request_timeout,
                                       progress=False, temperature=self.plan.temperature))
                 idle = sum(_rss(pid) for pid in server.pids)
-                return [self._chunk(server, endpoints, concurrency, index, idle) for concurrency, index in wanted]
+                return [self._quiet_chunk(server, endpoints, concurrency, index, idle) for concurrency, index in wanted]
         except servers.StartError as exc:
             return [{"error": f"start: {exc}", "measured_at": now, "records": []} for _ in wanted]
+
+    def _quiet_chunk(self, server: servers.Running, endpoints: list[Endpoint], concurrency: int, index: int,
+                     idle_rss: int) -> dict[str, Any]:
+        """A chunk measured while the machine was otherwise quiet: measured again when other work took more
+        than max_foreign_cpu; marked busy (and so not cached) when it never was."""
+        for attempt in range(self.busy_retries + 1):
+            chunk = self._chunk(server, endpoints, concurrency, index, idle_rss)
+            foreign = chunk["resources"].get("foreign_cpu_percent_mean")
+            if self.max_foreign_cpu is None or foreign is None or foreign <= self.max_foreign_cpu:
+                return chunk
+            again = attempt < self.busy_retries
+            print(f"warning: other work used {foreign:.0f}% of a core while measuring c{concurrency} chunk {index} "
+                  f"(limit {self.max_foreign_cpu:.0f}%): " + ("measuring it again" if again else
+                  "kept for this run but not cached; measure on an idle machine"), file=sys.stderr, flush=True)
+            if again:
+                time.sleep(5)
+        return {**chunk, "busy": True}
 
     def _chunk(self, server: servers.Running, endpoints: list[Endpoint], concurrency: int, index: int,
                idle_rss: int) -> dict[str, Any]:
@@ -244,6 +272,7 @@ class Measurer:
         for sampler in samplers:
             sampler.mark("load")
         started = time.perf_counter()
+        own_cpu = time.process_time()  # the load generator and the samplers (this process, every thread)
         try:
             records = asyncio.run(run_level(
                 endpoints, requests, Level(concurrency=concurrency), max_requests=len(requests),
@@ -252,6 +281,7 @@ class Measurer:
         finally:
             samples = [s.stop() for s in samplers]
         wall = time.perf_counter() - started
+        own_percent = 100 * (time.process_time() - own_cpu) / wall if wall > 0 else 0.0
         if records:
             wall = max(r["end"] for r in records) - min(r["start"] for r in records)
         peaks = [max((s["server_rss_bytes"] for s in rows), default=0) for rows in samples]
@@ -272,6 +302,9 @@ class Measurer:
                 # only fair when this stays small, so the report shows its maximum.
                 "other_cpu_percent_mean": (max(0.0, host_cpu - sum(cpu)) if host_cpu is not None and cpu
                                            else None),
+                # Of which not the load generator's: work of other processes (what makes a chunk unfair).
+                "foreign_cpu_percent_mean": (max(0.0, host_cpu - sum(cpu) - own_percent)
+                                             if host_cpu is not None and cpu else None),
             },
             "start_s": server.start_s,
             "server_model": server.model,

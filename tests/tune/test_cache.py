@@ -137,3 +137,45 @@ def test_aggregate_takes_rates_over_summed_wall_time_and_percentiles_over_all_re
 
 def test_the_plan_key_does_not_depend_on_how_numbers_were_written() -> None:
     assert Plan(max_chunk_seconds=90, temperature=1).as_key() == Plan(max_chunk_seconds=90.0, temperature=1.0).as_key()
+
+
+def test_a_chunk_measured_while_other_work_ran_is_measured_again_and_never_cached(
+        tmp_path: Path, binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process busy during a measurement (CI, a build, a helper) would leave unfair figures in the
+    cache for every later run: such a chunk is measured again, and if the machine stays busy it is used in
+    this run only, marked busy, and not cached."""
+
+    class BusyMeasurer(Measurer):  # fakes the chunk measurement only; the guard around it is the real one
+        def __init__(self, *args, foreign: list[float], **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.foreign = foreign
+
+        def _run(self, settings, artifact, wanted):  # type: ignore[override]
+            return [self._quiet_chunk(None, [], c, i, 0) for c, i in wanted]  # type: ignore[arg-type]
+
+        def _chunk(self, server, endpoints, concurrency, index, idle_rss):  # type: ignore[override]
+            records = [{"ok": True, "error": None, "start": 0.0, "end": 2.0, "latency": 2.0, "ttft": 0.5,
+                        "tpot": 0.02, "prompt_tokens": 200, "output_tokens": 64}]
+            return {"records": records, "duration_s": 2.0, "measured_at": "x", "start_s": 1.0,
+                    "resources": {"foreign_cpu_percent_mean": self.foreign.pop(0)}}
+
+    def make_busy(foreign: list[float]) -> BusyMeasurer:
+        m = BusyMeasurer(FakeModels(), Workload.load("short-chat"), binary=binary,  # type: ignore[arg-type]
+                         cache=MeasurementCache(tmp_path / "cache"), plan=Plan(), port_base=18100, log_dir=tmp_path,
+                         foreign=foreign)
+        m.max_foreign_cpu, m.busy_retries = 10.0, 2
+        return m
+
+    sleeps: list[float] = []
+    monkeypatch.setattr("benchmarks.tune.measure.time.sleep", sleeps.append)
+    busy = make_busy([35.0, 30.0, 25.0])  # busy on every attempt
+    result = busy.result(SETTINGS, 1, SLO)
+    assert busy.foreign == [] and busy.busy_chunks == 1 and result["busy_chunks"] == 1
+    assert result["foreign_cpu_percent_max"] == 25.0 and len(sleeps) == 2
+
+    calm = make_busy([40.0, 3.0])  # busy, then quiet: the quiet measurement is kept and cached
+    result = calm.result(SETTINGS, 1, SLO)
+    assert calm.foreign == [] and calm.busy_chunks == 0 and result["foreign_cpu_percent_max"] == 3.0
+
+    reread = make_busy([])  # a new process: the quiet chunk comes from the cache, nothing is measured
+    assert reread.result(SETTINGS, 1, SLO)["reused_chunks"] == 1
