@@ -148,7 +148,8 @@ class Measurer:
         self.reused_chunks = 0
         self.retry_failed = False
         # A chunk measured while work outside this process and the servers used more than this share of one
-        # core (percent) is measured again (up to busy_retries times) and, if still busy, never cached.
+        # core (percent) is measured again in a fresh server start (up to busy_retries times: the first
+        # server's prompt cache holds its prompts) and, if still busy, used in this run but never cached.
         self.max_foreign_cpu: float | None = None
         self.busy_retries = 2
         self.busy_chunks = 0
@@ -210,16 +211,35 @@ class Measurer:
             self.reused_chunks += 1
             return {w: {**failed, "reused": True} for w in wanted}
         missing = [w for w in wanted if found[w] is None]
-        if missing:
-            for w, chunk in zip(missing, self._run(settings, artifact, missing), strict=True):
-                if chunk.get("busy"):
-                    self.busy_chunks += 1
-                else:
-                    self.cache.put(keys[w], chunk)
+        todo = list(missing)
+        for attempt in range(self.busy_retries + 1):
+            if not todo:
+                break
+            if attempt:
+                time.sleep(5)
+            busy = []
+            for w, chunk in zip(todo, self._run(settings, artifact, todo), strict=True):
                 self.measured_chunks += 1
                 if chunk.get("error"):
+                    self.cache.put(keys[w], chunk)
                     return {x: chunk for x in wanted}
                 found[w] = chunk
+                if not chunk.get("busy"):
+                    self.cache.put(keys[w], chunk)
+                elif attempt < self.busy_retries:
+                    busy.append(w)
+                else:
+                    self.busy_chunks += 1
+            for concurrency, index in busy:
+                used = found[(concurrency, index)]["resources"]["foreign_cpu_percent_mean"]
+                print(f"warning: other processes used {used:.0f}% of a core while c{concurrency} chunk {index} of "
+                      f"{settings.label()} was measured (limit {self.max_foreign_cpu:.0f}%): measuring it again in a "
+                      "fresh server", file=sys.stderr, flush=True)
+            todo = busy
+        for w in missing:
+            if found[w] is not None and found[w].get("busy"):
+                print(f"warning: c{w[0]} chunk {w[1]} of {settings.label()} stayed busy: used in this run, not "
+                      "cached; measure on an idle machine", file=sys.stderr, flush=True)
         self.reused_chunks += len(wanted) - len(missing)
         return {w: {**c, "reused": w not in missing} for w, c in found.items() if c is not None}
 
@@ -244,26 +264,9 @@ class Measurer:
                                       ignore_eos=self.workload.ignore_eos, timeout=self.plan.request_timeout,
                                       progress=False, temperature=self.plan.temperature))
                 idle = sum(_rss(pid) for pid in server.pids)
-                return [self._quiet_chunk(server, endpoints, concurrency, index, idle) for concurrency, index in wanted]
+                return [self._chunk(server, endpoints, concurrency, index, idle) for concurrency, index in wanted]
         except servers.StartError as exc:
             return [{"error": f"start: {exc}", "measured_at": now, "records": []} for _ in wanted]
-
-    def _quiet_chunk(self, server: servers.Running, endpoints: list[Endpoint], concurrency: int, index: int,
-                     idle_rss: int) -> dict[str, Any]:
-        """A chunk measured while the machine was otherwise quiet: measured again when other work took more
-        than max_foreign_cpu; marked busy (and so not cached) when it never was."""
-        for attempt in range(self.busy_retries + 1):
-            chunk = self._chunk(server, endpoints, concurrency, index, idle_rss)
-            foreign = chunk["resources"].get("foreign_cpu_percent_mean")
-            if self.max_foreign_cpu is None or foreign is None or foreign <= self.max_foreign_cpu:
-                return chunk
-            again = attempt < self.busy_retries
-            print(f"warning: other work used {foreign:.0f}% of a core while measuring c{concurrency} chunk {index} "
-                  f"(limit {self.max_foreign_cpu:.0f}%): " + ("measuring it again" if again else
-                  "kept for this run but not cached; measure on an idle machine"), file=sys.stderr, flush=True)
-            if again:
-                time.sleep(5)
-        return {**chunk, "busy": True}
 
     def _chunk(self, server: servers.Running, endpoints: list[Endpoint], concurrency: int, index: int,
                idle_rss: int) -> dict[str, Any]:
@@ -289,6 +292,7 @@ class Measurer:
         host_rows = samples[0] if samples else []
         host_cpu = sum(s["host_cpu_percent"] for s in host_rows) / len(host_rows) if host_rows else None
         pss = [_pss(pid) for pid in server.pids]
+        foreign = max(0.0, host_cpu - sum(cpu) - own_percent) if host_cpu is not None and cpu else None
         return {
             "records": [{k: r.get(k) for k in RECORD_FIELDS} for r in records],
             "duration_s": wall,
@@ -303,9 +307,9 @@ class Measurer:
                 "other_cpu_percent_mean": (max(0.0, host_cpu - sum(cpu)) if host_cpu is not None and cpu
                                            else None),
                 # Of which not the load generator's: work of other processes (what makes a chunk unfair).
-                "foreign_cpu_percent_mean": (max(0.0, host_cpu - sum(cpu) - own_percent)
-                                             if host_cpu is not None and cpu else None),
+                "foreign_cpu_percent_mean": foreign,
             },
+            "busy": foreign is not None and self.max_foreign_cpu is not None and foreign > self.max_foreign_cpu,
             "start_s": server.start_s,
             "server_model": server.model,
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

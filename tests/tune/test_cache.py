@@ -142,40 +142,37 @@ def test_the_plan_key_does_not_depend_on_how_numbers_were_written() -> None:
 def test_a_chunk_measured_while_other_work_ran_is_measured_again_and_never_cached(
         tmp_path: Path, binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process busy during a measurement (CI, a build, a helper) would leave unfair figures in the
-    cache for every later run: such a chunk is measured again, and if the machine stays busy it is used in
-    this run only, marked busy, and not cached."""
+    cache for every later run: such a chunk is measured again in a fresh server start (the first one's prompt
+    cache holds its prompts), and if the machine stays busy it is used in this run only and not cached."""
 
-    class BusyMeasurer(Measurer):  # fakes the chunk measurement only; the guard around it is the real one
-        def __init__(self, *args, foreign: list[float], **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self.foreign = foreign
+    class BusyMeasurer(FakeRunMeasurer):  # fake server runs; the guard around them is the real one
+        foreign: list[float]
 
         def _run(self, settings, artifact, wanted):  # type: ignore[override]
-            return [self._quiet_chunk(None, [], c, i, 0) for c, i in wanted]  # type: ignore[arg-type]
-
-        def _chunk(self, server, endpoints, concurrency, index, idle_rss):  # type: ignore[override]
-            records = [{"ok": True, "error": None, "start": 0.0, "end": 2.0, "latency": 2.0, "ttft": 0.5,
-                        "tpot": 0.02, "prompt_tokens": 200, "output_tokens": 64}]
-            return {"records": records, "duration_s": 2.0, "measured_at": "x", "start_s": 1.0,
-                    "resources": {"foreign_cpu_percent_mean": self.foreign.pop(0)}}
+            chunks = super()._run(settings, artifact, wanted)
+            for chunk in chunks:
+                used = self.foreign.pop(0)
+                chunk["resources"]["foreign_cpu_percent_mean"] = used
+                chunk["busy"] = used > (self.max_foreign_cpu or 100)
+            return chunks
 
     def make_busy(foreign: list[float]) -> BusyMeasurer:
         m = BusyMeasurer(FakeModels(), Workload.load("short-chat"), binary=binary,  # type: ignore[arg-type]
-                         cache=MeasurementCache(tmp_path / "cache"), plan=Plan(), port_base=18100, log_dir=tmp_path,
-                         foreign=foreign)
-        m.max_foreign_cpu, m.busy_retries = 10.0, 2
+                         cache=MeasurementCache(tmp_path / "cache"), plan=Plan(), port_base=18100, log_dir=tmp_path)
+        m.runs, m.foreign, m.max_foreign_cpu, m.busy_retries = [], foreign, 10.0, 2
         return m
 
     sleeps: list[float] = []
     monkeypatch.setattr("benchmarks.tune.measure.time.sleep", sleeps.append)
-    busy = make_busy([35.0, 30.0, 25.0])  # busy on every attempt
+    busy = make_busy([35.0, 30.0, 25.0])  # busy on every attempt: three server starts
     result = busy.result(SETTINGS, 1, SLO)
-    assert busy.foreign == [] and busy.busy_chunks == 1 and result["busy_chunks"] == 1
-    assert result["foreign_cpu_percent_max"] == 25.0 and len(sleeps) == 2
+    assert busy.foreign == [] and len(busy.runs) == 3 and len(sleeps) == 2
+    assert busy.busy_chunks == 1 and result["busy_chunks"] == 1 and result["foreign_cpu_percent_max"] == 25.0
 
     calm = make_busy([40.0, 3.0])  # busy, then quiet: the quiet measurement is kept and cached
     result = calm.result(SETTINGS, 1, SLO)
-    assert calm.foreign == [] and calm.busy_chunks == 0 and result["foreign_cpu_percent_max"] == 3.0
+    assert calm.foreign == [] and len(calm.runs) == 2 and calm.busy_chunks == 0
+    assert result["foreign_cpu_percent_max"] == 3.0 and result["busy_chunks"] == 0
 
     reread = make_busy([])  # a new process: the quiet chunk comes from the cache, nothing is measured
-    assert reread.result(SETTINGS, 1, SLO)["reused_chunks"] == 1
+    assert reread.result(SETTINGS, 1, SLO)["reused_chunks"] == 1 and reread.runs == []
